@@ -294,6 +294,7 @@ func (s *Server) AddApp(a App) {
 	if a.TenantID == "" {
 		a.TenantID = DefaultTenantID
 	}
+	a.TenantID = strings.ToLower(a.TenantID) // tenant ids compare case-insensitively
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tenants[a.TenantID] = true
@@ -305,6 +306,7 @@ func (s *Server) AddUser(u User) {
 	if u.TenantID == "" {
 		u.TenantID = DefaultTenantID
 	}
+	u.TenantID = strings.ToLower(u.TenantID)
 	if u.ObjectID == "" {
 		u.ObjectID = newGUID()
 	}
@@ -326,6 +328,7 @@ func (s *Server) AddManagedIdentity(m ManagedIdentity) {
 	if m.TenantID == "" {
 		m.TenantID = DefaultTenantID
 	}
+	m.TenantID = strings.ToLower(m.TenantID)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.mis = append(s.mis, m)

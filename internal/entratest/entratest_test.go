@@ -128,6 +128,13 @@ func TestConfidentialClientTenantRules(t *testing.T) {
 	if _, err := c.AcquireTokenByCredential(ctx(t), []string{armScope}); err == nil {
 		t.Fatal("unknown tenant: no error")
 	}
+	// Tenant ids compare case-insensitively, in registrations and in URLs.
+	s.AddApp(App{ClientID: "upper-app", Secret: "upper-secret", TenantID: strings.ToUpper(other)})
+	ucred, _ := confidential.NewCredFromSecret("upper-secret")
+	c = confidentialClient(t, s, strings.ToUpper(other), "upper-app", ucred)
+	if _, err := c.AcquireTokenByCredential(ctx(t), []string{armScope}); err != nil {
+		t.Fatalf("upper-case tenant: %v", err)
+	}
 	// A multi-tenant app can, and the token carries that tenant.
 	s.AddApp(App{ClientID: "multi-app", Secret: "multi-secret", MultiTenant: true})
 	mcred, _ := confidential.NewCredFromSecret("multi-secret")
