@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
 	"io"
@@ -280,7 +281,11 @@ func (s *Server) authenticateClient(w http.ResponseWriter, r *http.Request, app 
 			return false
 		}
 		if err := s.verifyClientAssertion(app, assertion, pathTenant); err != nil {
-			writeOAuthError(w, http.StatusUnauthorized, "invalid_client", 700027, "client assertion failed validation: "+err.Error())
+			code := 700027
+			if errors.Is(err, errNoFederatedMatch) {
+				code = 70021 // what Entra answers for an issuer/subject no credential lists
+			}
+			writeOAuthError(w, http.StatusUnauthorized, "invalid_client", code, "client assertion failed validation: "+err.Error())
 			return false
 		}
 		return true
@@ -318,7 +323,7 @@ func (s *Server) verifyClientAssertion(app *App, raw, pathTenant string) error {
 		}
 	}
 	if !matched {
-		return fmt.Errorf("no matching federated identity record found for presented assertion issuer '%s' and subject '%s'", iss, sub)
+		return fmt.Errorf("%w for presented assertion issuer '%s' and subject '%s'", errNoFederatedMatch, iss, sub)
 	}
 	if !p.hasAudience(FederationAudience) {
 		return fmt.Errorf("the assertion audience must be %s", FederationAudience)
@@ -328,6 +333,8 @@ func (s *Server) verifyClientAssertion(app *App, raw, pathTenant string) error {
 	}
 	return nil
 }
+
+var errNoFederatedMatch = errors.New("no matching federated identity record found")
 
 func (s *Server) verifyCertAssertion(app *App, p *parsedJWT, pathTenant string) error {
 	if !strings.EqualFold(p.str("sub"), app.ClientID) {
