@@ -3,10 +3,12 @@ package keyring
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -16,14 +18,14 @@ import (
 
 // requireSecretService skips a test when no Secret Service answers — but
 // under CI=true it fails instead: CI must never skip the keychain silently.
-func requireSecretService(t *testing.T) {
+func requireSecretService(t testing.TB) {
 	t.Helper()
 	if runtime.GOOS != "linux" {
 		t.Skip("the Secret Service tests are for Linux")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err := Keychain{}.Get(ctx, "probe-"+randomName(t))
+	_, err := OSKeychain{}.Get(ctx, "probe-"+randomName(t))
 	if err == nil || errors.Is(err, ErrNotFound) {
 		return
 	}
@@ -34,7 +36,7 @@ func requireSecretService(t *testing.T) {
 	t.Skip(msg)
 }
 
-func randomName(t *testing.T) string {
+func randomName(t testing.TB) string {
 	b := make([]byte, 6)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
@@ -46,12 +48,7 @@ func randomName(t *testing.T) string {
 // the Secret Service holds.
 func secretTool(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	if _, err := exec.LookPath("secret-tool"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("secret-tool (libsecret-tools) is not installed")
-		}
-		t.Skip("secret-tool (libsecret-tools) is not installed")
-	}
+	requireSecretTool(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "secret-tool", args...).Output()
@@ -61,7 +58,7 @@ func secretTool(t *testing.T, args ...string) (string, error) {
 func TestSecretServiceRoundTrip(t *testing.T) {
 	requireSecretService(t)
 	ctx := context.Background()
-	k := Keychain{}
+	k := OSKeychain{}
 	account := randomName(t)
 	secret := "s3cret-" + randomName(t)
 	t.Cleanup(func() { _ = k.Delete(ctx, account) })
@@ -114,11 +111,26 @@ func TestNoSessionBusIsUnavailableWithoutAutolaunch(t *testing.T) {
 	os.Unsetenv("DBUS_SESSION_BUS_ADDRESS")
 	before := countProcs(t, "dbus-launch") + countProcs(t, "dbus-daemon")
 	begin := time.Now()
-	_, err := Keychain{}.Get(context.Background(), "anything")
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("err = %v, want ErrUnavailable", err)
+	_, err := OSKeychain{}.Get(context.Background(), "anything")
+	if !errors.Is(err, ErrKeychainUnavailable) {
+		t.Fatalf("err = %v, want ErrKeychainUnavailable", err)
 	}
 	if d := time.Since(begin); d > 100*time.Millisecond {
+		t.Errorf("took %v to find no bus", d)
+	}
+	// A store over the OS keychain falls back to memory, at once, saying so.
+	w := &warnings{}
+	s, err := Open(Options{Getenv: env(), Dir: t.TempDir(), Name: randomName(t), Warn: w.add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(context.Background(), "msal", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if f := wantOneWarning[*FallbackError](t, w); !strings.Contains(f.Error(), "no D-Bus session bus") {
+		t.Errorf("warning: %v", f)
+	}
+	if d := time.Since(begin); d > 200*time.Millisecond {
 		t.Errorf("took %v to find no bus", d)
 	}
 	if after := countProcs(t, "dbus-launch") + countProcs(t, "dbus-daemon"); after > before {
@@ -139,4 +151,175 @@ func countProcs(t *testing.T, name string) int {
 		}
 	}
 	return n
+}
+
+// requireKernelKeyring skips when keyctl is blocked (seccomp in some
+// sandboxes), even under CI: the store then just reads the keychain, and
+// that path is what the other tests cover. The reason is printed.
+func requireKernelKeyring(t testing.TB) {
+	t.Helper()
+	if err := probeKernelKeyring(); err != nil {
+		t.Skip("kernel keyring unavailable here (" + err.Error() + "); the store falls through to the keychain")
+	}
+}
+
+// realStore opens a keyring-mode store over the real Secret Service under a
+// cache name of its own, removed (item, files, kernel key) at the end.
+func realStore(t *testing.T, name, dir string, edit func(*Options)) (*Store, *warnings) {
+	t.Helper()
+	w := &warnings{}
+	opts := Options{Getenv: env(), Mode: ModeKeyring, Name: name, Dir: dir, Warn: w.add}
+	if edit != nil {
+		edit(&opts)
+	}
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.RemoveAll(context.Background()); err != nil && !errors.Is(err, ErrKeychainUnavailable) {
+			t.Errorf("cleanup: %v", err)
+		}
+		kernelKeyring{}.remove("entra:" + name)
+	})
+	return s, w
+}
+
+func requireSecretTool(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("secret-tool"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("secret-tool (libsecret-tools) is not installed")
+		}
+		t.Skip("secret-tool (libsecret-tools) is not installed")
+	}
+}
+
+// secretToolAttributes lists the attribute lines of our items for account,
+// as secret-tool search prints them (on stderr); the secrets are left out.
+func secretToolAttributes(t *testing.T, account string) string {
+	t.Helper()
+	requireSecretTool(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, "secret-tool", "search", "--all", "service", Service, "username", account).CombinedOutput()
+	var attrs []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "attribute.") {
+			attrs = append(attrs, line)
+		}
+	}
+	return strings.Join(attrs, "\n")
+}
+
+func TestSecretServiceStore(t *testing.T) {
+	requireSecretService(t)
+	ctx := context.Background()
+	name, dir := randomName(t), t.TempDir()
+	secret := []byte(`{"RefreshToken":{"secret":"0.AAAA-refresh-` + name + `"}}`)
+	// No kernel keyring: every key read below goes to the Secret Service.
+	s, w := realStore(t, name, dir, func(o *Options) { o.keyCache = noKeyCache{} })
+
+	if err := s.Put(ctx, "msal", secret); err != nil {
+		t.Fatal(err)
+	}
+	// The key is an item of our service under the cache name ...
+	item, err := OSKeychain{}.Get(ctx, name)
+	if err != nil {
+		t.Fatalf("keychain item: %v", err)
+	}
+	if k, err := base64.StdEncoding.DecodeString(item); err != nil || len(k) != 32 {
+		t.Fatalf("item is not a 256-bit key: %d bytes, %v", len(k), err)
+	}
+	attrs := secretToolAttributes(t, name)
+	if !strings.Contains(attrs, "attribute.username = "+name) || !strings.Contains(attrs, "attribute.service = "+Service) {
+		t.Fatalf("secret-tool search found no item of %s for %s:\n%s", Service, name, attrs)
+	}
+	// ... and the file holds neither the blob nor the key.
+	raw, err := os.ReadFile(filepath.Join(dir, name, "msal"+sealedExt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, leak := range []string{string(secret), "RefreshToken", "0.AAAA", item} {
+		if strings.Contains(string(raw), leak) {
+			t.Fatalf("file contains %q", leak)
+		}
+	}
+	// Another process reads it back through the Secret Service.
+	s2, w2 := realStore(t, name, dir, func(o *Options) { o.keyCache = noKeyCache{} })
+	if got, err := s2.Get(ctx, "msal"); err != nil || string(got) != string(secret) {
+		t.Fatalf("second store: %q, %v", got, err)
+	}
+	if len(w.list())+len(w2.list()) != 0 {
+		t.Fatal(w.list(), w2.list())
+	}
+
+	if err := s.RemoveAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (OSKeychain{}).Get(ctx, name); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("item after RemoveAll: err = %v, want ErrNotFound", err)
+	}
+	if attrs := secretToolAttributes(t, name); strings.Contains(attrs, name) {
+		t.Fatalf("secret-tool still finds the item:\n%s", attrs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, name)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("files after RemoveAll: %v", err)
+	}
+}
+
+// After one process read the key from the Secret Service, the next ones
+// find it in the kernel keyring: they work even with a keychain that fails.
+func TestSecretServiceKernelKeyring(t *testing.T) {
+	requireSecretService(t)
+	requireKernelKeyring(t)
+	ctx := context.Background()
+	name, dir := randomName(t), t.TempDir()
+	desc := "entra:" + name
+
+	first, _ := realStore(t, name, dir, nil)
+	if err := first.Put(ctx, "msal", []byte("tokens")); err != nil {
+		t.Fatal(err)
+	}
+	kernelKeyring{}.remove(desc) // as after a reboot
+	if _, _, err := kernelKey(desc); err == nil {
+		t.Fatal("kernel key not removed")
+	}
+
+	second, _ := realStore(t, name, dir, nil)
+	if got, err := second.Get(ctx, "msal"); err != nil || string(got) != "tokens" {
+		t.Fatalf("Get through the Secret Service: %q, %v", got, err)
+	}
+	perm, timeout, err := kernelKey(desc)
+	if err != nil {
+		t.Fatalf("after a keychain read the key is not in the kernel keyring: %v", err)
+	}
+	// Possessor: all; user: view read write search setattr; group, others: nothing.
+	if want := uint32(0x3f2f0000); perm != want {
+		t.Errorf("kernel key permissions %08x, want %08x", perm, want)
+	}
+	if timeout != "8h" && timeout != "7h" {
+		t.Errorf("kernel key timeout %q, want about 8h", timeout)
+	}
+	if _, err := exec.LookPath("keyctl"); err == nil {
+		if out, err := exec.Command("keyctl", "search", "@u", "user", desc).CombinedOutput(); err != nil {
+			t.Errorf("keyctl search: %v: %s", err, out)
+		}
+	}
+
+	failing := newFakeKeychain()
+	failing.err = errors.New("the keychain must not be asked")
+	third, w := realStore(t, name, dir, func(o *Options) { o.Keychain = failing; o.keyCache = kernelKeyring{} })
+	if got, err := third.Get(ctx, "msal"); err != nil || string(got) != "tokens" {
+		t.Fatalf("Get with a failing keychain: %q, %v", got, err)
+	}
+	if failing.calls() != 0 || len(w.list()) != 0 {
+		t.Fatalf("keychain calls %d, warnings %v", failing.calls(), w.list())
+	}
+	if err := first.RemoveAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := kernelKey(desc); err == nil {
+		t.Fatal("kernel key still there after RemoveAll")
+	}
 }
